@@ -132,7 +132,7 @@ def check_choice(value: Any, choices: Sequence[Any], *, name: str, func: str) ->
     Traceback (most recent call last):
     ...
     ValueError: The 'method' parameter of f must be one of 'gradcam', 'gradcam++'
-    (did you mean 'gradcam'?). Got 'gradcm' instead.
+    (did you mean 'gradcam' or 'gradcam++'?). Got 'gradcm' instead.
     """
     try:
         ok = value in choices

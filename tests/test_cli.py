@@ -69,7 +69,7 @@ def test_scale_table_grows_about_two_to_the_phi(capsys):
     assert main(["scale", "--phi", "0", "1", "2", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3
-    ratios = [float(r["gmacs_ratio"]) for r in rows]
+    ratios = [float(r["ratio"]) for r in rows]
     assert ratios[0] == pytest.approx(1.0)
     # the paper's constraint alpha * beta**2 * gamma**2 ~= 2: cost ~ 2**phi (1.92**phi exactly)
     assert 1.6 < ratios[1] < 2.4 and 3.0 < ratios[2] < 5.0

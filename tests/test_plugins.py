@@ -260,7 +260,7 @@ def test_builder_returning_a_non_module_names_the_plugin(fresh_registry):
 
 def test_unknown_names_list_the_valid_ones(fresh_registry):
     with pytest.raises(ValueError, match=r"did you mean 'efficientnet_b0'.*efficientnet_b1,"):
-        ce.get_model("efficientnet_bo")
+        ce.get_model("efficientnet-b0")
     with pytest.raises(ValueError, match="gradcam"):
         ce.get_attribution("nope")
     with pytest.raises(TypeError, match="'name' parameter of get_model must be a str"):
