@@ -5,6 +5,8 @@ Subcommands
 ``models``   the registered models: parameters, resolution, weights, plugin.
 ``plugins``  the loaded plugins (and any that failed to load).
 ``scale``    the compound-scaling table for a list of φ values.
+``explain``  explain image files: overlay PNGs and JSON records.
+``demo``     explain scikit-image's sample photos with pretrained lite0.
 
 Errors print one line on stderr and exit with status 1; ``--debug`` shows
 the traceback instead.
@@ -94,6 +96,86 @@ def _cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++",
+                 "permutation": "patch permutation"}
+DEMO_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+
+
+def _progress(items: list[Any], show: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, disable=not show or None, file=sys.stderr, leave=False)
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._explain import Explainer, expand_images, load_image
+    from .viz import overlay
+
+    if args.top_k < 1:
+        raise ValueError(f"The '--top-k' option must be an int >= 1. Got {args.top_k} instead.")
+    paths = expand_images(args.images)
+    explainer = Explainer(args.model, args.weights, args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in _progress(paths, len(paths) > 1, "explaining"):
+        try:
+            image = load_image(path)
+            (res,) = explainer.explain([image], [path.name], methods=[args.method],
+                                       target=args.target, top_k=args.top_k)
+            record = {"model": args.model, "weights": args.weights, "method": args.method,
+                      **res.record()}
+            t = res.target
+            title = (f"{t['label'].split(',')[0]} ({t['probability']:.1%}) - "
+                     f"{METHOD_TITLES.get(args.method, args.method)}")
+            fig, _ = overlay(res.image, res.maps[args.method], title=title)
+            png = out / f"{path.stem}_{args.method}.png"
+            fig.savefig(png, dpi=110, bbox_inches="tight")
+            record["outputs"] = {"png": str(png), "json": str(out / f"{path.stem}.json")}
+            (out / f"{path.stem}.json").write_text(json.dumps(record, indent=2))
+        except (OSError, ValueError, TypeError) as exc:
+            if args.debug:
+                traceback.print_exc()
+            print(f"captum-effnet: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.format == "json":
+            print(json.dumps(record))
+        else:
+            top = res.top_k[0]
+            print(f"{path}: {top['label'].split(',')[0]} {top['probability']:.1%}; "
+                  f"{args.method} map of {t['label'].split(',')[0]!r} -> {png}")
+    return 1 if failed else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from PIL import Image
+
+    from ._explain import Explainer, write_report
+
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise ImportError("the demo photos come from scikit-image, which is not installed. "
+                          "Install with `pip install 'captum-effnet[demo]'`") from exc
+    explainer = Explainer("efficientnet_lite0", "imagenet", args.device)
+    images = [Image.fromarray(getattr(data, name)()).convert("RGB") for name in DEMO_PHOTOS]
+    results = explainer.explain(images, list(DEMO_PHOTOS), methods=list(METHOD_TITLES),
+                                top_k=5)
+    files = write_report(results, Path(args.out), title="captum_effnet demo",
+                         method_titles=METHOD_TITLES, model="efficientnet_lite0",
+                         weights="imagenet")
+    for res in results:
+        top = res.top_k[0]
+        print(f"{res.name}: {top['label'].split(',')[0]} ({top['probability']:.1%})")
+    print(f"report: {files['html']}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="captum-effnet",
@@ -123,6 +205,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=1.1, help="width base (default 1.1)")
     p.add_argument("--gamma", type=float, default=1.15, help="resolution base (default 1.15)")
     p.set_defaults(func=_cmd_scale)
+
+    p = sub.add_parser("explain", parents=[fmt],
+                       help="explain image files: overlay PNGs and JSON records")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="registered model name (default: efficientnet_lite0)")
+    p.add_argument("--weights", default="imagenet",
+                   help="weights for the model (default: imagenet, shipped offline)")
+    p.add_argument("--method", default="gradcam",
+                   help="attribution method: gradcam, gradcam++, permutation, ... "
+                        "(see `captum-effnet plugins`)")
+    p.add_argument("--target", default="top1",
+                   help="'top1', a class index, or a class name (default: top1)")
+    p.add_argument("--top-k", type=int, default=5, help="predictions to record (default 5)")
+    p.add_argument("--out", default="captum_effnet_out", help="output folder")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("demo", help="explain scikit-image's sample photos with "
+                                    "pretrained lite0 and write an HTML report")
+    p.add_argument("--out", default="captum_effnet_out/demo", help="output folder")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -219,9 +219,9 @@ def figure(
     """
     img = to_hwc_image(image, func="figure")
     n = 1 + len(attributions) + (1 if predictions else 0)
-    fig = Figure(figsize=(panel_size * n + (1.5 if predictions else 0), panel_size + 0.6),
+    fig = Figure(figsize=(panel_size * n + (1.2 if predictions else 0), panel_size + 0.6),
                  layout="constrained")
-    widths = [1.0] * (1 + len(attributions)) + ([1.5] if predictions else [])
+    widths = [1.0] * (1 + len(attributions)) + ([1.2] if predictions else [])
     axes = fig.subplots(1, n, width_ratios=widths, squeeze=False)[0]
     axes[0].imshow(img)
     axes[0].set_title("photo")
@@ -239,7 +239,9 @@ def figure(
         ax.set_xlabel("probability")
         ax.set_title(f"top-{len(probs)}")
         for i, p in enumerate(probs):
-            ax.text(min(p + 0.02, 0.8), i, f"{p:.1%}", va="center", fontsize=8)
+            inside = p > 0.75  # the label goes inside long bars, in white
+            ax.text(p - 0.02 if inside else p + 0.02, i, f"{p:.1%}", va="center", fontsize=8,
+                    ha="right" if inside else "left", color="white" if inside else "black")
     if title:
         fig.suptitle(title, fontsize=12)
     return fig
