@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+from ._api import profile
 from ._plugins import (
     PluginError,
     PluginInfo,
@@ -23,7 +24,7 @@ from ._plugins import (
 )
 from ._version import __version__
 from .hookspecs import hookimpl, hookspec
-from .models import efficientnet, get_transforms, profile
+from .models import efficientnet, get_transforms
 
 __all__ = [
     "PluginError",

@@ -110,6 +110,10 @@ def test_hook_captum_effnet_register_models(tmp_path, monkeypatch, fresh_registr
     entry = _plugins.registry_entry("model", "tiny_net")
     assert entry.plugin == "tiny_net_plugin"
     assert entry.info["resolution"] == 32
+    # profile() sees plugin models too, at the resolution the plugin registered
+    prof = ce.profile("tiny_net")
+    assert prof.resolution == 32
+    assert prof.params == sum(p.numel() for p in ce.get_model("tiny_net").parameters())
 
 
 def test_hook_captum_effnet_register_attributions(fresh_registry):
