@@ -134,7 +134,13 @@ class Explainer:
         self.model_name = model
         self.weights = weights
         self.model: nn.Module = _plugins.get_model(model, weights=weights).eval().to(self.device)
-        self.transform = get_transforms(self.model)
+        try:
+            self.transform = get_transforms(self.model)
+        except TypeError:  # a plugin model without metadata: ImageNet's preprocessing
+            from torchvision.transforms._presets import ImageClassification
+
+            res = int(_plugins.registry_entry("model", model).info.get("resolution", 224))
+            self.transform = ImageClassification(crop_size=res, resize_size=round(res * 256 / 224))
         meta = getattr(self.model, "meta", {}) or {}
         self.categories: list[str] | None = meta.get("categories")
 

@@ -116,6 +116,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"The '--top-k' option must be an int >= 1. Got {args.top_k} instead.")
     paths = expand_images(args.images)
+    if args.weights is None:  # the embedded default for lite0, random init otherwise
+        args.weights = "imagenet" if args.model == "efficientnet_lite0" else None
+    elif args.weights.lower() == "none":
+        args.weights = None
     explainer = Explainer(args.model, args.weights, args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,8 +215,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--model", default="efficientnet_lite0",
                    help="registered model name (default: efficientnet_lite0)")
-    p.add_argument("--weights", default="imagenet",
-                   help="weights for the model (default: imagenet, shipped offline)")
+    p.add_argument("--weights", default=None,
+                   help="weights for the model: a name (e.g. DEFAULT), a checkpoint path, "
+                        "or 'none' (default: imagenet for efficientnet_lite0, shipped "
+                        "offline; none for other models)")
     p.add_argument("--method", default="gradcam",
                    help="attribution method: gradcam, gradcam++, permutation, ... "
                         "(see `captum-effnet plugins`)")

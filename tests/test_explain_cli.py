@@ -129,3 +129,31 @@ def test_demo_writes_a_report_on_real_photos(tmp_path):
         with Image.open(tmp_path / f"{name}_report.png") as img:
             width, height = img.size
         assert width > 3 * height  # one row: photo | three maps | top-5
+
+
+def test_explain_works_with_a_plugin_model(photos, tmp_path, capsys):
+    """A third-party model without metadata gets ImageNet preprocessing and Grad-CAM."""
+    from torch import nn
+
+    import captum_effnet as ce
+    from captum_effnet.cli import main
+
+    class TinyNets:
+        @ce.hookimpl
+        def captum_effnet_register_models(self, registry):
+            registry.register("tiny_cnn", lambda **kw: nn.Sequential(
+                nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(), nn.Linear(4, 3)), resolution=32)
+
+    ce.register_plugin(TinyNets(), name="tiny_cnns")
+    try:
+        status = main(["explain", str(photos / "coffee.png"), "--model", "tiny_cnn",
+                       "--out", str(tmp_path), "--format", "json"])
+    finally:
+        ce.unregister_plugin("tiny_cnns")
+    assert status == 0, capsys.readouterr().err
+    record = json.loads(capsys.readouterr().out)
+    assert record["model"] == "tiny_cnn" and record["weights"] is None
+    assert record["top_k"][0]["label"].startswith("class ")  # no class names known
+    with Image.open(record["outputs"]["png"]) as img:
+        assert img.size[0] > 100
