@@ -30,7 +30,7 @@ def profile(model_or_name: nn.Module | str, resolution: int | None = None) -> Mo
     5288548
     """
     if isinstance(model_or_name, str) and model_or_name not in BUILTIN_MODELS:
-        entry = _plugins._lookup("model", model_or_name, "profile")
+        entry = _plugins._lookup("model", model_or_name, "profile", "model_or_name")
         model: Any
         try:
             with torch.device("meta"):

@@ -251,7 +251,13 @@ def _collect(pm: pluggy.PluginManager, kind: str, hook: str) -> None:
         plugin = impl.plugin_name
         view = RegistryView(kind, plugin)
         try:
-            _call_impl(impl, registry=view)
+            returned = _call_impl(impl, registry=view)
+            if returned is not None:  # e.g. a dict of builders instead of register()
+                raise TypeError(
+                    f"{hook} returned {type(returned).__name__}; it must call "
+                    "registry.register(name, obj) and return None (nothing it staged "
+                    "was registered)"
+                )
         except Exception as exc:
             info = _state.plugins.get(plugin)
             _report(plugin, info.distribution if info else "?", f"in {hook}", exc)
@@ -318,6 +324,9 @@ def register_plugin(plugin: Any, name: str | None = None) -> str:
     True
     >>> ce.unregister_plugin("tiny")
     """
+    if plugin is None or isinstance(plugin, (str, bytes, int, float, complex)):
+        raise param_error("plugin", "register_plugin",
+                          "a module or object with @hookimpl functions", plugin, exc=TypeError)
     if name is None:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
     check_type(name, str, name="name", func="register_plugin")
@@ -333,6 +342,7 @@ def register_plugin(plugin: Any, name: str | None = None) -> str:
 
 def unregister_plugin(name: str) -> None:
     """Remove a plugin added with :func:`register_plugin`."""
+    check_type(name, str, name="name", func="unregister_plugin", expected="a str")
     with _state.lock:
         if name not in _state.manual:
             raise ValueError(
@@ -343,15 +353,15 @@ def unregister_plugin(name: str) -> None:
         _state.loaded = False
 
 
-def _lookup(kind: str, name: Any, func: str) -> RegistryEntry:
+def _lookup(kind: str, name: Any, func: str, param: str = "name") -> RegistryEntry:
     registry = _ensure_loaded().registries[kind]
-    check_type(name, str, name="name", func=func, expected="a str")
+    check_type(name, str, name=param, func=func, expected="a str")
     if name not in registry:
         names = sorted(registry)
         close = suggest(name, names)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
         raise ValueError(
-            f"The 'name' parameter of {func} must be a registered {kind} name{hint}; valid "
+            f"The {param!r} parameter of {func} must be a registered {kind} name{hint}; valid "
             f"names: {', '.join(names)}. Got {name!r} instead."
         )
     return registry[name]

@@ -62,8 +62,9 @@ def captum_effnet_register_models(registry: RegistryView) -> None:
     Returns
     -------
     None
-        Return values are ignored. A name that another plugin registered
-        already is an error naming both plugins.
+        Anything else is reported as a failure of the plugin (and nothing it
+        registered is kept). A name that another plugin registered already is
+        an error naming both plugins.
     """
 
 
@@ -81,8 +82,9 @@ def captum_effnet_register_attributions(registry: RegistryView) -> None:
     Returns
     -------
     None
-        Return values are ignored. A name that another plugin registered
-        already is an error naming both plugins.
+        Anything else is reported as a failure of the plugin (and nothing it
+        registered is kept). A name that another plugin registered already is
+        an error naming both plugins.
     """
 
 

@@ -111,6 +111,13 @@ def to_hw(attribution: Any, size: tuple[int, int] | None = None, *,
                           f"an array of shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise param_error("attribution", func, "finite values", "a map with NaN or inf")
+    if size is not None:
+        ok = (isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2
+              and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+                      for v in size))
+        if not ok:
+            raise param_error("size", func, "a pair (height, width) of positive ints", size)
+        size = (int(size[0]), int(size[1]))
     if size is not None and tuple(arr.shape) != tuple(size):
         t = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
         arr = F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
@@ -218,6 +225,14 @@ def figure(
     True
     """
     img = to_hwc_image(image, func="figure")
+    if not isinstance(attributions, Mapping):
+        raise param_error("attributions", "figure", "a mapping of panel titles to maps",
+                          attributions, exc=TypeError)
+    if not attributions:
+        raise param_error("attributions", "figure", "a non-empty mapping of panel titles to "
+                          "maps", attributions)
+    panel_size = check_real(panel_size, name="panel_size", func="figure", low=0.0,
+                            closed="neither")
     n = 1 + len(attributions) + (1 if predictions else 0)
     fig = Figure(figsize=(panel_size * n + (1.2 if predictions else 0), panel_size + 0.6),
                  layout="constrained")

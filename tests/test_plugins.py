@@ -286,3 +286,71 @@ def test_loading_happens_once(fresh_registry, monkeypatch):
     ce.list_attributions()
     ce.get_model("efficientnet_b0")
     assert calls == [1]
+
+
+# -- failures at call time (issue 7) -----------------------------------------------------
+
+
+def test_target_layer_hook_raising_at_call_time_is_reported_and_the_rule_takes_over(
+        fresh_registry):
+    from captum_effnet.attr import GradCam, find_target_layer
+
+    class Flaky:
+        @ce.hookimpl
+        def captum_effnet_target_layer(self, model):
+            raise RuntimeError("layer lookup exploded")
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 2))
+    x = torch.rand(2, 3, 8, 8)
+    ce.register_plugin(Flaky(), name="flaky")
+    try:
+        with pytest.warns(ce.PluginWarning, match=r"'flaky'.*captum_effnet_target_layer.*"
+                                                  r"layer lookup exploded"):
+            layer = find_target_layer(net, x)
+        assert layer is net[1]  # the generic rule's answer: the last 4-D output
+        with pytest.warns(ce.PluginWarning, match="'flaky'"):
+            maps = GradCam(net).attribute(x, target=0)
+        assert maps.shape == (2, 1, 8, 8)
+    finally:
+        ce.unregister_plugin("flaky")
+
+
+@pytest.mark.parametrize("returned", [{"my_net": nn.Linear}, "my_net", 0])
+def test_register_hook_returning_a_value_is_reported_with_the_plugin_name(returned,
+                                                                          fresh_registry):
+    class Returns:
+        @ce.hookimpl
+        def captum_effnet_register_models(self, registry):
+            registry.register("staged_net", lambda **kw: nn.Linear(1, 1))
+            return returned
+
+    ce.register_plugin(Returns(), name="returns_value")
+    try:
+        with pytest.warns(ce.PluginWarning, match=r"'returns_value'.*returned "
+                                                  rf"{type(returned).__name__}.*return None"):
+            names = ce.list_models()
+        assert "staged_net" not in names and "efficientnet_b0" in names
+    finally:
+        ce.unregister_plugin("returns_value")
+
+
+def test_attribution_registered_as_an_instance_is_refused_with_the_plugin_name(
+        fresh_registry):
+    from captum_effnet.attr import GradCam
+
+    conv = nn.Conv2d(1, 1, 1)
+    instance = GradCam(conv, conv)
+
+    class Instance:
+        @ce.hookimpl
+        def captum_effnet_register_attributions(self, registry):
+            registry.register("cam_instance", instance)
+
+    ce.register_plugin(Instance(), name="instance_plugin")
+    try:
+        with pytest.warns(ce.PluginWarning, match=r"'instance_plugin'.*subclass"):
+            names = ce.list_attributions()
+        assert "cam_instance" not in names and "gradcam" in names
+    finally:
+        ce.unregister_plugin("instance_plugin")

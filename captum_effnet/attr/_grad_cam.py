@@ -48,6 +48,7 @@ from ._layers import (
     _as_args,
     _as_inputs,
     _check_channels,
+    _check_finite_result,
     _eval_mode,
     _linear_head,
     _model_of,
@@ -278,6 +279,17 @@ class _CamBase(LayerAttribution, GradientAttribution):
             follows the layer): a tensor for a tensor, a tuple with one map
             per input tensor (each sized like it) for a tuple, which is what
             ``captum.metrics.sensitivity_max`` and ``infidelity`` expect.
+
+        Raises
+        ------
+        ValueError
+            Inputs that are not 4-D, empty, or hold NaN/inf; channels that do
+            not match the model's stem; a target out of range; a model that
+            gives NaN/inf for finite inputs (never a silent NaN map). See
+            ``docs/errors.md``.
+        TypeError
+            Inputs that are not tensors, not floating point, or not of the
+            model's dtype; wrong parameter types.
         """
         func = f"{type(self).__name__}.attribute"
         tup = _as_inputs(inputs, func)
@@ -333,6 +345,7 @@ class _CamBase(LayerAttribution, GradientAttribution):
             )
         with torch.no_grad():
             cam = self._combine(acts, grads, attr_dim_summation)
+            _check_finite_result(cam, type(self).__name__)
             if relu_attributions:
                 cam = F.relu(cam)
             maps = tuple(_finish(cam, tuple(x.shape[-2:]), interpolate_mode, normalize)

@@ -24,7 +24,13 @@ from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from ._layers import _as_args, _as_inputs, _check_channels, _eval_mode
+from ._layers import (
+    _as_args,
+    _as_inputs,
+    _check_channels,
+    _check_finite_result,
+    _eval_mode,
+)
 
 __all__ = ["DEFAULT_GUIDED_ACTIVATIONS", "GuidedBackprop", "GuidedGradCam"]
 
@@ -194,6 +200,8 @@ class GuidedBackprop(GradientAttribution):
         self.last_targets = targets
         result = tuple(torch.zeros_like(x) if g is None else g.detach()
                        for g, x in zip(grads, xs, strict=True))
+        for r in result:
+            _check_finite_result(r, type(self).__name__, "model")
         return result if is_tuple else result[0]
 
 

@@ -180,6 +180,31 @@ def _linear_head(trace: _Trace, layer: nn.Module) -> nn.Linear | None:
     return linear
 
 
+def _check_finite(x: Tensor, name: str, func: str) -> None:
+    """Refuse NaN or infinite values: every map computed from them would be NaN."""
+    if x.is_meta or x.numel() == 0:
+        return
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        raise ValueError(
+            f"The {name!r} parameter of {func} must hold finite values (no NaN or inf): "
+            f"a map computed from them would be NaN. Got {int(bad.sum())} non-finite "
+            f"value(s) of {x.numel()} instead."
+        )
+
+
+def _check_finite_result(result: Tensor, func: str, param: str = "forward_func") -> None:
+    """Refuse to return a NaN map: the inputs were finite, so the model is at fault."""
+    bad = ~torch.isfinite(result)
+    if bool(bad.any()):
+        raise ValueError(
+            f"The {param!r} parameter of {func} must give finite outputs, layer "
+            f"activations and gradients for finite inputs. Got {int(bad.sum())} NaN or "
+            f"inf value(s) of {result.numel()} in the map instead (check the model's "
+            "weights and buffers with torch.isfinite)."
+        )
+
+
 def _as_inputs(inputs: Any, func: str) -> tuple[Tensor, ...]:
     """Captum's input forms (a tensor or a tuple of tensors), checked for images."""
     tup = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -206,6 +231,12 @@ def _as_inputs(inputs: Any, func: str) -> tuple[Tensor, ...]:
                 f"The 'inputs' parameter of {func} must be a 4-D tensor (N, C, H, W)"
                 f"{hint}. Got a tensor of shape {tuple(x.shape)} instead."
             )
+        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+            raise ValueError(
+                f"The 'inputs' parameter of {func} must hold at least one image of at "
+                f"least one pixel. Got a tensor of shape {tuple(x.shape)} instead."
+            )
+        _check_finite(x, "inputs", func)
     if len({x.shape[0] for x in tup}) > 1:
         raise ValueError(
             f"The 'inputs' parameter of {func} must hold tensors with the same batch "
@@ -223,7 +254,10 @@ def _as_args(additional_forward_args: Any) -> tuple[Any, ...]:
 
 
 def _check_channels(model: nn.Module | None, inputs: Sequence[Tensor], func: str) -> None:
-    """Compare the first input's channels with the model's stem convolution.
+    """Compare the first input's dtype and channels with the model's.
+
+    The dtype must be the one of the model's first floating-point parameter
+    (Conv2d refuses a mismatch deep inside torch).
 
     The stem is the first registered module that holds parameters, and only
     when it is an ``nn.Conv2d`` (as in every torchvision CNN); other layouts
@@ -231,6 +265,13 @@ def _check_channels(model: nn.Module | None, inputs: Sequence[Tensor], func: str
     """
     if model is None or len(inputs) != 1:
         return
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is not None and inputs[0].dtype != param.dtype:
+        raise TypeError(
+            f"The 'inputs' parameter of {func} must have the model's dtype {param.dtype} "
+            f"(convert with x.to({param.dtype}), or the model with "
+            f"model.to({inputs[0].dtype})). Got dtype {inputs[0].dtype} instead."
+        )
     first = next((m for m in model.modules()
                   if next(m.parameters(recurse=False), None) is not None), None)
     if not isinstance(first, nn.Conv2d):

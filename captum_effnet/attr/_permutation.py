@@ -32,6 +32,7 @@ the batch mean of the Captum attribution for the same permutation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from numbers import Integral
 from typing import Any, cast
@@ -43,6 +44,14 @@ from captum.log import log_usage
 from torch import Tensor
 
 from .._validation import check_int, param_error
+from ._grad_cam import _targets
+from ._layers import (
+    _check_channels,
+    _check_finite,
+    _check_finite_result,
+    _eval_mode,
+    _model_of,
+)
 from ._masks import check_divides, check_grid, patch_mask, superpixel_mask
 
 __all__ = ["BUILTIN_ATTRIBUTIONS", "PatchPermutation"]
@@ -84,8 +93,10 @@ class _ReuseInitialEval:
     rather than ``(1 + n_features) * n_repeats``.
     """
 
-    def __init__(self, forward_func: Callable[..., Any]) -> None:
+    def __init__(self, forward_func: Callable[..., Any],
+                 check: Callable[[Any], None] | None = None) -> None:
         self.forward_func = forward_func
+        self.check = check  # called once on the unperturbed output (target checks)
         self._initial: Any = None
         self._next_is_initial = False
 
@@ -98,6 +109,8 @@ class _ReuseInitialEval:
             if self._initial is not None:
                 return self._initial.clone()
             out = self.forward_func(*args, **kwargs)
+            if self.check is not None:
+                self.check(out)
             if isinstance(out, Tensor):
                 self._initial = out.detach().clone()
             return out
@@ -117,6 +130,11 @@ class PatchPermutation(PerturbationAttribution):
     forward_func : callable or torch.nn.Module
         The model or any function of the inputs returning a tensor of shape
         ``(N, ...)`` (e.g. logits ``(N, n_classes)``) or one scalar per batch.
+        A module (or its bound ``forward``) runs in eval mode for the call and
+        every submodule's train/eval flag is restored afterwards, as in
+        :class:`~captum_effnet.attr.GradCam`: in train mode batch-norm would mix
+        the samples and update its running statistics, and dropout would make
+        the scores random.
 
     See Also
     --------
@@ -230,11 +248,15 @@ class PatchPermutation(PerturbationAttribution):
         ValueError
             Batch of one without ``background``; grid not dividing the image;
             several of ``grid``, ``feature_mask``, ``superpixels``; shapes that
-            do not match.
+            do not match; inputs holding NaN/inf; a target the output cannot
+            be indexed with; a forward function giving NaN/inf (never a silent
+            NaN map).
         TypeError
-            Inputs that are not one tensor, wrong parameter types.
+            Inputs that are not one tensor, or not of the model's dtype; wrong
+            parameter types.
         """
         inputs = _check_inputs(inputs)
+        _check_channels(_model_of(self.forward_func), (inputs,), _FUNC)
         n = inputs.shape[0]
         n_repeats = check_int(n_repeats, name="n_repeats", func=_FUNC, low=1)
         perturbations_per_eval = check_int(perturbations_per_eval,
@@ -255,7 +277,8 @@ class PatchPermutation(PerturbationAttribution):
         else:
             perm_func = _permute_within_batch
 
-        forward = _ReuseInitialEval(self.forward_func)
+        forward = _ReuseInitialEval(self.forward_func,
+                                    functools.partial(_check_target, target=target, n=n))
         method = FeaturePermutation(forward, perm_func=perm_func)
         if background is not None:
             # FeaturePermutation skips (returns zeros for) batches smaller than 2;
@@ -263,19 +286,36 @@ class PatchPermutation(PerturbationAttribution):
             method._min_examples_per_batch_grouped = None
 
         total: Tensor | None = None
-        for _ in range(n_repeats):
-            forward.start_repeat()
-            attr = method.attribute(
-                inputs,
-                target=target,
-                additional_forward_args=additional_forward_args,
-                feature_mask=mask,
-                perturbations_per_eval=perturbations_per_eval,
-                show_progress=show_progress,
-            )
-            total = attr if total is None else total.add_(attr)
+        # Eval mode for the call (flags restored after): in train mode batch-norm
+        # would mix the samples and update its running statistics, dropout would
+        # make every forward random.
+        with _eval_mode(_model_of(self.forward_func)):
+            for _ in range(n_repeats):
+                forward.start_repeat()
+                attr = method.attribute(
+                    inputs,
+                    target=target,
+                    additional_forward_args=additional_forward_args,
+                    feature_mask=mask,
+                    perturbations_per_eval=perturbations_per_eval,
+                    show_progress=show_progress,
+                )
+                total = attr if total is None else total.add_(attr)
         result = cast(Tensor, total)
+        _check_finite_result(result, "PatchPermutation")
         return result.div_(n_repeats) if n_repeats > 1 else result
+
+
+def _check_target(out: Any, target: Any, n: int) -> None:
+    """Refuse a target the output cannot be indexed with, before Captum indexes it."""
+    if target is None or not isinstance(out, Tensor) or out.ndim < 2:
+        return
+    _, multi = _targets(out, target, None, n, _FUNC)
+    if multi:
+        raise param_error("target", _FUNC,
+                          "one class per sample (an int, a list or 1-D tensor of ints, or "
+                          "an index tuple); several classes per sample are not supported",
+                          target)
 
 
 def _check_inputs(inputs: Any) -> Tensor:
@@ -288,6 +328,7 @@ def _check_inputs(inputs: Any) -> Tensor:
                           "a real tensor of images of shape (N, C, H, W) with N >= 1 "
                           "(add a batch dimension to one image: inputs[None])",
                           f"a tensor of shape {tuple(inputs.shape)}")
+    _check_finite(inputs, "inputs", _FUNC)
     return inputs
 
 

@@ -283,6 +283,13 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, X.shape[0], self.batch_size):
                 batch = assemble(X[start:start + self.batch_size], self._grid,
                                  func="ImageClassifier")
+                if not bool(torch.isfinite(batch).all()):
+                    raise ValueError(
+                        "The 'X' parameter of ImageClassifier must hold finite patches (no "
+                        "NaN or inf): the scores computed from them would be NaN. Got "
+                        f"{int((~torch.isfinite(batch)).sum())} non-finite pixel value(s) in "
+                        f"rows {start}..{start + batch.shape[0] - 1} instead."
+                    )
                 batch = batch.to(self.device_)
                 if self.transform is not None:
                     batch = self.transform(batch)
@@ -294,6 +301,12 @@ class ImageClassifier(ClassifierMixin, BaseEstimator):
                         f"The 'model' parameter of ImageClassifier must return a tensor of "
                         f"shape (N, n_classes) for N images. Got {shape} for "
                         f"{batch.shape[0]} images instead."
+                    )
+                if not bool(torch.isfinite(out).all()):
+                    raise ValueError(
+                        "The 'model' parameter of ImageClassifier must return finite "
+                        "scores. Got NaN or inf in its output for rows "
+                        f"{start}..{start + batch.shape[0] - 1} instead."
                     )
                 outs.append(out.detach().float().cpu())
         return torch.cat(outs).numpy()

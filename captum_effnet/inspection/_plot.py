@@ -44,6 +44,9 @@ def _mean_importances(importances: Any, n_features: int, func: str) -> np.ndarra
             f"{arr.shape} instead (for a Captum (N, {n_features}) table from patch_scores, "
             f"pass its mean over samples, scores.mean(0))."
         )
+    if not np.isfinite(arr).all():
+        raise param_error("importances", func, "finite numbers (no NaN or inf)",
+                          f"{int((~np.isfinite(arr)).sum())} non-finite value(s)")
     return arr
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .._validation import check_int, check_type, param_error
+from .._validation import check_int, check_real, check_type, param_error
 from ._scaling import CompoundScaling, StagePlan, round_channels
 
 __all__ = ["Cost", "ModelProfile", "estimate_cost", "profile", "scale_table"]
@@ -231,7 +231,12 @@ def scale_table(phis: Iterable[float], *, alpha: float = 1.2, beta: float = 1.1,
     """
     from ._efficientnet import efficientnet
 
+    if isinstance(phis, (str, bytes)) or not isinstance(phis, Iterable):
+        raise param_error("phis", "scale_table", "an iterable of real numbers", phis,
+                          exc=TypeError)
     phis = list(phis)
+    for phi in phis:
+        check_real(phi, name="phis", func="scale_table")
     if not phis:
         raise param_error("phis", "scale_table", "a non-empty sequence of real numbers", phis)
     scaling = CompoundScaling(alpha, beta, gamma, base_resolution)

@@ -237,7 +237,11 @@ def fetch_weights(model_name: str, weights: Any, *, accepted: tuple[str, ...],
             state = _read_checkpoint(path)
             return LoadedWeights(str(path), "file", state, _classes_of(state), None, None)
         expected = _describe_accepted(accepted)
-        raise param_error("weights", func, f"{expected} (no such file)", weights)
+        what = "a directory" if path.is_dir() else "no such file"
+        raise ValueError(  # the path in full, never shortened: it names the file
+            f"The 'weights' parameter of {func} must be {expected} ({what}). "
+            f"Got {str(path)!r} instead."
+        )
     raise param_error("weights", func, _describe_accepted(accepted), weights,
                       exc=ValueError if isinstance(weights, str) else TypeError)
 
