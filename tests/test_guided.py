@@ -16,17 +16,6 @@ import captum_effnet as ce
 from captum_effnet.attr import GradCam, GuidedBackprop, GuidedGradCam
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module (restored after): on a small shared CPU,
-    oversubscribed OpenMP threads made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 def calibrated(net: nn.Module, x: torch.Tensor) -> nn.Module:
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -14,17 +14,6 @@ from captum_effnet.attr import GradCam, find_target_layer
 from captum_effnet.models import BUILTIN_MODELS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module (restored after): on a small shared CPU,
-    oversubscribed OpenMP threads made these tests several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 def _no_hooks(model: nn.Module) -> bool:
     return all(
         not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
