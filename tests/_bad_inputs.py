@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import captum_effnet as ce
-from captum_effnet import attr, inspection, models, viz
+from captum_effnet import attr, inspection, metrics, models, viz
 
 
 class Tiny(nn.Module):
@@ -367,6 +367,62 @@ def _rows() -> list[Row]:
             "attributions"))
     add(Row("figure", "panel_size is 0", lambda: viz.figure(img, {"a": amap}, panel_size=0),
             ValueError, "panel_size"))
+    # -- captum_effnet.metrics ---------------------------------------------------------------
+    maps = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(2))
+    masks = torch.ones(2, 8, 8, dtype=torch.bool)
+    di = metrics.deletion_insertion
+    for bad, call, exc, param in [
+        ("forward_func is a string", lambda: di("model", x8(), maps, 0), TypeError,
+         "forward_func"),
+        ("inputs is 3-D", lambda: di(tiny(), x8()[0], maps, 0), ValueError, "inputs"),
+        ("attributions of another size", lambda: di(tiny(), x8(), torch.rand(2, 5, 5), 0),
+         ValueError, "attributions"),
+        ("attributions hold NaN", lambda: di(tiny(), x8(), torch.full((2, 8, 8), NAN), 0),
+         ValueError, "attributions"),
+        ("target out of range", lambda: di(tiny(), x8(), maps, 99), ValueError, "target"),
+        ("steps is 0", lambda: di(tiny(), x8(), maps, 0, steps=0), ValueError, "steps"),
+        ("batch_size is 0", lambda: di(tiny(), x8(), maps, 0, batch_size=0), ValueError,
+         "batch_size"),
+        ("baseline is a string", lambda: di(tiny(), x8(), maps, 0, baseline="blur"),
+         TypeError, "baseline"),
+    ]:
+        add(Row("deletion_insertion", bad, call, exc, param))
+    rt = metrics.randomization_test
+    for bad, call, exc, param in [
+        ("attribution_cls is an int", lambda: rt(3, tiny(), x8(), 0), TypeError,
+         "attribution_cls"),
+        ("model is a string", lambda: rt(attr.GradCam, "model", x8(), 0), TypeError, "model"),
+        ("layers unknown", lambda: rt(attr.GradCam, tiny(), x8(), 0, layers="all"),
+         ValueError, "layers"),
+        ("units names no submodule", lambda: rt(attr.GradCam, tiny(), x8(), 0, units=["no"]),
+         ValueError, "units"),
+        ("seed is a string", lambda: rt(attr.GradCam, tiny(), x8(), 0, seed="a"), TypeError,
+         "seed"),
+    ]:
+        add(Row("randomization_test", bad, call, exc, param))
+    add(Row("randomization_units", "model is a string",
+            lambda: metrics.randomization_units("model"), TypeError, "model"))
+    pg = metrics.pointing_game
+    for bad, call, exc, param in [
+        ("attributions is a string", lambda: pg("map", masks), TypeError, "attributions"),
+        ("attributions hold NaN", lambda: pg(torch.full((2, 8, 8), NAN), masks), ValueError,
+         "attributions"),
+        ("masks_or_boxes of another batch size",
+         lambda: pg(maps, torch.ones(3, 8, 8, dtype=torch.bool)), ValueError, "masks_or_boxes"),
+        ("tolerance is negative", lambda: pg(maps, masks, tolerance=-1), ValueError,
+         "tolerance"),
+    ]:
+        add(Row("pointing_game", bad, call, exc, param))
+    ms = metrics.make_synthetic_objects
+    for bad, call, exc, param in [
+        ("n_samples is 0", lambda: ms(0), ValueError, "n_samples"),
+        ("n_samples is a string", lambda: ms("5"), TypeError, "n_samples"),
+        ("n_classes is 99", lambda: ms(4, n_classes=99), ValueError, "n_classes"),
+        ("image_size is 3", lambda: ms(4, image_size=3), ValueError, "image_size"),
+        ("grid is 0", lambda: ms(4, grid=0), ValueError, "grid"),
+        ("contrast is negative", lambda: ms(4, contrast=-1), ValueError, "contrast"),
+    ]:
+        add(Row("make_synthetic_objects", bad, call, exc, param))
     return rows
 
 
@@ -393,6 +449,11 @@ EXEMPT = {
     "BUILTIN_MODELS": "a dict",
     "METHODS": "a tuple of names",
     "SIGNS": "a tuple of names",
+    "SHAPES": "a tuple of names",
+    "DeletionInsertion": "a result record (dataclass) built by deletion_insertion",
+    "PointingResult": "a result record (dataclass) built by pointing_game",
+    "RandomizationResult": "a result record (dataclass) built by randomization_test",
+    "SyntheticObjects": "a result record (dataclass) built by make_synthetic_objects",
 }
 
 

@@ -33,11 +33,12 @@ def test_all_equals_the_public_names():
 
 
 def test_subpackages_export_the_contract():
-    from captum_effnet import attr, inspection, models
+    from captum_effnet import attr, inspection, metrics, models
 
     assert {"GradCam", "GradCamPlusPlus", "PatchPermutation"} <= set(attr.__all__)
     assert {"ImageClassifier", "to_patches", "importance_map"} <= set(inspection.__all__)
-    for module in (attr, inspection, models):
+    assert {"deletion_insertion", "randomization_test", "pointing_game"} <= set(metrics.__all__)
+    for module in (attr, inspection, metrics, models):
         assert set(module.__all__) == _public_names(module), module.__name__
 
 

@@ -15,10 +15,10 @@ import pytest
 from _bad_inputs import EXEMPT, ROWS, markdown
 
 import captum_effnet as ce
-from captum_effnet import attr, inspection, models, viz
+from captum_effnet import attr, inspection, metrics, models, viz
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = (ce, attr, inspection, models, viz)
+MODULES = (ce, attr, inspection, metrics, models, viz)
 
 
 @pytest.fixture(autouse=True)
