@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from _nets import calibrated, no_hooks
 from captum.attr import (
     GradientAttribution,
     LayerAttribution,
@@ -31,29 +32,6 @@ from captum_effnet.attr import (
 from captum_effnet.attr._grad_cam import BUILTIN_ATTRIBUTIONS
 
 CAMS = [GradCam, GradCamPlusPlus, XGradCam, LayerCam, HiResCam]
-
-
-def calibrated(net: nn.Module, size: int = 64, seed: int = 0, n: int = 3) -> nn.Module:
-    """Random weights, batch-norm statistics set from random images (sane activations)."""
-    torch.manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    net.train()
-    with torch.no_grad():
-        net(torch.randn(n, 3, size, size))
-    return net.eval()
-
-
-def no_hooks(model: nn.Module) -> bool:
-    from torch.nn.modules import module as mm
-
-    return all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
-        and not m._backward_pre_hooks
-        for m in model.modules()
-    ) and not mm._global_forward_hooks and not mm._global_forward_pre_hooks
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torchvision
+from _nets import calibrated, no_hooks
 from captum.attr import GuidedBackprop as CaptumGuidedBackprop
 from captum.attr import GuidedGradCam as CaptumGuidedGradCam
 from captum.attr import NoiseTunnel
@@ -14,25 +15,6 @@ from torch import nn
 
 import captum_effnet as ce
 from captum_effnet.attr import GradCam, GuidedBackprop, GuidedGradCam
-
-
-def calibrated(net: nn.Module, x: torch.Tensor) -> nn.Module:
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    net.train()
-    with torch.no_grad():
-        net(x)
-    return net.eval()
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
-        and not m._backward_pre_hooks
-        for m in model.modules()
-    )
 
 
 @pytest.fixture(scope="module")
