@@ -143,6 +143,7 @@ class Explainer:
             self.transform = ImageClassification(crop_size=res, resize_size=round(res * 256 / 224))
         meta = getattr(self.model, "meta", {}) or {}
         self.categories: list[str] | None = meta.get("categories")
+        self._background: torch.Tensor | None = None
 
     def preprocess(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, np.ndarray]:
         """Model inputs ``(N, 3, S, S)`` and the matching display crops ``(N, S, S, 3)``."""
@@ -186,6 +187,27 @@ class Explainer:
         raise ValueError(f"The 'target' parameter names no class of {self.model_name}"
                          f"{known}: {spec!r}.{hint}")
 
+    def default_background(self) -> torch.Tensor:
+        """scikit-learn's two sample photos, preprocessed (once): what a lone image is
+        permuted with."""
+        if self._background is None:
+            from sklearn.datasets import load_sample_images
+
+            photos = [Image.fromarray(a) for a in load_sample_images().images]
+            self._background = self.preprocess(photos)[0]
+        return self._background
+
+    def check_request(self, methods: Sequence[str], target: str | int = "top1") -> None:
+        """Refuse, before any image is read, an unknown method or a class no image can have.
+
+        ``"top1"`` depends on the image and is always accepted; class names and
+        indices are checked when the class names (hence their number) are known.
+        """
+        for m in methods:
+            check_choice(m, _plugins.list_attributions(), name="method", func="explain")
+        if target != "top1" and self.categories:
+            self.resolve_target(target, torch.zeros(len(self.categories)))
+
     @torch.inference_mode()
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(N, n_classes)``."""
@@ -201,7 +223,7 @@ class Explainer:
             kwargs: dict[str, Any] = {"grid": PERMUTATION_GRID, "n_repeats": 2}
             if batch.shape[0] == 1:
                 kwargs["background"] = (background if background is not None
-                                        else _default_background(self, batch))
+                                        else self.default_background())
             attr = explainer.attribute(batch, target=target, **kwargs)
             attr = attr.sum(1) / attr.shape[1]  # the same value on every channel of a patch
         else:
@@ -220,8 +242,7 @@ class Explainer:
                 methods: Sequence[str], target: str | int = "top1",
                 top_k: int = 5) -> list[Explanation]:
         """Predict and explain a batch of photos with each of ``methods``."""
-        for m in methods:
-            check_choice(m, _plugins.list_attributions(), name="method", func="explain")
+        self.check_request(methods)
         check_int(top_k, name="top_k", func="explain", low=1)
         batch, crops = self.preprocess(images)
         probs = self.predict(batch)
@@ -257,14 +278,6 @@ def _device(device: str) -> torch.device:
         raise ValueError(f"The 'device' parameter must be 'cpu' or 'cuda[:N]'. "
                          f"Got {device!r} instead.")
     return dev
-
-
-def _default_background(explainer: Explainer, batch: torch.Tensor) -> torch.Tensor:
-    """scikit-learn's two sample photos, preprocessed: what a lone image is permuted with."""
-    from sklearn.datasets import load_sample_images
-
-    photos = [Image.fromarray(a) for a in load_sample_images().images]
-    return explainer.preprocess(photos)[0].to(batch.device)
 
 
 def _png_bytes(fig: Any) -> bytes:

@@ -121,6 +121,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     elif args.weights.lower() == "none":
         args.weights = None
     explainer = Explainer(args.model, args.weights, args.device)
+    explainer.check_request([args.method], args.target)  # one error, not one per image
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0

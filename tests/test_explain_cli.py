@@ -108,7 +108,7 @@ def test_failures_are_one_line_with_nonzero_exit(args, message, photos, tmp_path
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert lines and all(line.startswith("captum-effnet: error:") for line in lines)
+    assert len(lines) == 1 and lines[0].startswith("captum-effnet: error:"), err
     assert re.search(message, err), err
 
 
