@@ -21,12 +21,25 @@ __all__ = [
     "check_int",
     "check_real",
     "check_type",
+    "describe",
     "param_error",
     "suggest",
 ]
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A short description of a value for error messages (tensors by shape and dtype).
+
+    Examples
+    --------
+    >>> import torch
+    >>> describe(torch.zeros(2, 3))
+    'a tensor of shape (2, 3) and dtype torch.float32'
+    >>> describe(list(range(100)))
+    'list [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 1...'
+    """
+    if type(value).__name__ == "Tensor" and hasattr(value, "shape"):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
     if len(text) > 80:
         text = f"{type(value).__name__} {text[:60]}..."
@@ -43,7 +56,7 @@ def param_error(
     >>> str(param_error("grid", "to_patches", "a pair of positive ints", (0, 2)))
     "The 'grid' parameter of to_patches must be a pair of positive ints. Got (0, 2) instead."
     """
-    got = _describe(value)
+    got = describe(value)
     return exc(f"The {name!r} parameter of {func} must be {expected}. Got {got} instead.")
 
 

@@ -43,6 +43,7 @@ from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
+from .._validation import describe
 from ._guided import GuidedBackprop, GuidedGradCam
 from ._layers import (
     _as_args,
@@ -670,7 +671,7 @@ def _targets(out: Tensor, target: Any, top_k: int | None, n: int,
 
     def bad(exc: type[Exception] = ValueError) -> Exception:
         return exc(f"The 'target' parameter of {func} must be {accepted}. "
-                   f"Got {_short(target)} instead.")
+                   f"Got {describe(target)} instead.")
 
     def idx(v: Any) -> int:
         if isinstance(v, Tensor) and v.numel() == 1 and not v.is_floating_point() \
@@ -742,13 +743,6 @@ def _targets(out: Tensor, target: Any, top_k: int | None, n: int,
             return torch.tensor(rows, dtype=torch.long, device=dev), True
         return torch.tensor([[idx(t)] for t in target], dtype=torch.long, device=dev), False
     return torch.full((n, 1), idx(target), dtype=torch.long, device=dev), False
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + "..."
 
 
 class GradCam(_CamBase):

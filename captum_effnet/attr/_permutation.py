@@ -43,7 +43,7 @@ from captum.attr import FeaturePermutation, PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from .._validation import check_int, param_error
+from .._validation import check_int, describe, param_error
 from ._grad_cam import _targets
 from ._layers import (
     _check_channels,
@@ -353,7 +353,7 @@ def _resolve_mask(inputs: Tensor, grid: Any, feature_mask: Any, superpixels: Any
         raise ValueError(
             f"The {given[0]!r} and {given[1]!r} parameters of {_FUNC} are alternatives: "
             "give at most one of 'grid', 'feature_mask', 'superpixels'. Got "
-            + " and ".join(f"{name}={_short(v)}" for name, v in
+            + " and ".join(f"{name}={describe(v)}" for name, v in
                            (("grid", grid), ("feature_mask", feature_mask),
                             ("superpixels", superpixels)) if v is not None)
             + " instead.")
@@ -369,12 +369,6 @@ def _resolve_mask(inputs: Tensor, grid: Any, feature_mask: Any, superpixels: Any
     rows_cols = _DEFAULT_GRID if grid is None else check_grid(grid, func=_FUNC)
     check_divides(int(height), int(width), rows_cols, func=_FUNC)
     return patch_mask((int(height), int(width)), rows_cols, device=inputs.device)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"<tensor of shape {tuple(value.shape)}>"
-    return repr(value)
 
 
 def _check_feature_mask(mask: Any, inputs: Tensor) -> Tensor:
